@@ -7,8 +7,11 @@ A store keeps one :class:`CircuitRecord` per circuit name and offers three opera
   treats every exception from a store as a *store fault*, never as a state.
 * ``write(record, expected)``: compare-and-set. Store ``record`` only if the stored
   record is still ``expected``: the same ``version`` (for ``expected=None``: no record
-  at all). Return True when stored, False on a conflict. ``record.version`` is always
-  ``expected.version + 1`` (or 1 for a first write). Raise for an I/O error.
+  at all). Return True when stored, False on a conflict. ``expected`` is always exactly
+  what ``read`` returned (a record, even one of version 0 such as an item written by
+  another library, or None when ``read`` returned None). ``record.version`` is always
+  ``expected.version + 1`` (or 1 for a first write). Raise for an I/O error. A store may
+  round ``expires_at`` up to what it can keep (DynamoDB TTLs are whole seconds).
 * ``delete(name)``: drop the record unconditionally (tests and cleanup only; the
   breaker itself never deletes, it writes a CLOSED record so versions never repeat).
 
@@ -18,7 +21,10 @@ native async client (or none of any I/O, like the in-memory store) override them
 
 Versions are what makes every transition safe across a fleet: a writer that read an
 older record loses the compare-and-set and re-reads instead of overwriting a newer
-transition (DESIGN §4 invariant 5).
+transition (DESIGN §4 invariant 5). The breaker never deletes, so versions only grow
+while a record lives; once a record expires (its TTL is at least an hour past the last
+moment it can matter) a new one starts again at version 1, long after any reader's
+cached copy went stale.
 """
 
 from __future__ import annotations

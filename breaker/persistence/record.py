@@ -137,10 +137,32 @@ class CircuitRecord(_Frozen):
         from breaker.errors import CircuitBreakerPersistenceError
 
         problem = None
+        numbers = {
+            "opened_at": self.opened_at,
+            "probe_lease_expiry": self.probe_lease_expiry,
+            "expires_at": self.expires_at,
+        }
+        bad_number = next(
+            (
+                f"{field} {value!r} is not a finite number"
+                for field, value in numbers.items()
+                if value is not None
+                and (isinstance(value, bool) or not isinstance(value, (int, float)) or value - value != 0)
+            ),
+            None,
+        )
         if not isinstance(self.state, CircuitState):
             problem = f"state {self.state!r} is not a CircuitState"
-        elif self.version < 0:
-            problem = f"version {self.version!r} is negative"
+        elif isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
+            problem = f"version {self.version!r} is not an int >= 0"
+        elif (
+            isinstance(self.failure_count, bool)
+            or not isinstance(self.failure_count, int)
+            or self.failure_count < 0
+        ):
+            problem = f"failure_count {self.failure_count!r} is not an int >= 0"
+        elif bad_number is not None:
+            problem = bad_number
         elif self.state is not CircuitState.CLOSED and self.opened_at is None:
             problem = f"state {self.state.value} needs opened_at"
         elif (

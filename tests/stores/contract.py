@@ -133,3 +133,35 @@ class StoreContract:
         assert store.read("ttl") is None
         # and a fresh first write is allowed again
         assert store.write(CircuitRecord.closed("ttl").evolve(), None) is True
+
+    def test_a_write_drops_fields_the_new_record_lacks(self, store: CircuitStore) -> None:
+        half_open = CircuitRecord(
+            "db",
+            CircuitState.HALF_OPEN,
+            version=1,
+            opened_at=1000.0,
+            half_open_owner="env-1",
+            probe_lease_expiry=1030.0,
+        )
+        assert store.write(half_open, None)
+        reopened = half_open.evolve(
+            state=CircuitState.OPEN, opened_at=1031.0, half_open_owner=None, probe_lease_expiry=None
+        )
+        assert store.write(reopened, half_open)
+        stored = store.read("db")
+        assert stored == reopened
+        assert stored is not None
+        assert stored.half_open_owner is None
+        assert stored.probe_lease_expiry is None
+
+    def test_write_expecting_an_expired_record_conflicts(self, store: CircuitStore, clock: object) -> None:
+        if not self.follows_fake_clock:
+            pytest.skip("this backend expires keys on the server's own clock; see its own TTL test")
+        from breaker.clock import FakeClock
+
+        assert isinstance(clock, FakeClock)
+        v1 = CircuitRecord.closed("ttl").evolve(expires_at=clock.time() + 10)
+        assert store.write(v1, None)
+        clock.advance(11)
+        assert store.write(_open(v1), v1) is False
+
