@@ -52,6 +52,7 @@ _NEVER = float("-inf")
 # Store operations the generators yield.
 _READ = "read"
 _WRITE = "write"
+_DELETE = "delete"  # only reset() repairing a corrupt record
 
 # Admission decisions.
 _RUN = "run"  # CLOSED: run the call, count its failure
@@ -60,6 +61,9 @@ _REJECT = "reject"
 
 # Seconds a record outlives the longest time it can matter (then the store may drop it).
 _TTL_SLACK = 3600.0
+
+# Tasks running async on_transition hooks reached through the sync API inside a loop.
+_BACKGROUND: set[Any] = set()
 
 _CO_GENERATOR = 0x20
 _CO_COROUTINE = 0x80
@@ -447,7 +451,14 @@ class CircuitBreaker:
                     return stop.value
             store = self.store
             try:
-                reply = store.read(op[1]) if op[0] is _READ else store.write(op[1], op[2])
+                if op[0] is _READ:
+                    reply = store.read(op[1])
+                elif op[0] is _WRITE:
+                    reply = store.write(op[1], op[2])
+                else:
+                    store.delete(op[1])
+                    reply = None
+                _check_reply(op, reply)
             except Exception as exc:
                 reply = self._store_fault(view, exc)
             else:
@@ -465,7 +476,14 @@ class CircuitBreaker:
                     return stop.value
             store = self.store
             try:
-                reply = await (store.aread(op[1]) if op[0] is _READ else store.awrite(op[1], op[2]))
+                if op[0] is _READ:
+                    reply = await store.aread(op[1])
+                elif op[0] is _WRITE:
+                    reply = await store.awrite(op[1], op[2])
+                else:
+                    await store.adelete(op[1])
+                    reply = None
+                _check_reply(op, reply)
             except Exception as exc:
                 reply = self._store_fault(view, exc)
             else:
@@ -494,7 +512,7 @@ class CircuitBreaker:
         if events.has_listeners():
             if op[0] is _READ:
                 self._publish(events.STORE_READ, reply)
-            else:
+            elif op[0] is _WRITE:
                 self._publish(events.STORE_WRITE, (op[1], reply))
 
     # ------------------------------------------------------------------ decisions
@@ -549,9 +567,19 @@ class CircuitBreaker:
         """Decide whether a call runs, runs as a probe, or is rejected."""
         clock = self._clock
         now = clock.monotonic()
+        # A deadline further away than it can be was set on another monotonic clock (a
+        # freezegun freeze that ended, a fake clock moved back): it must not keep the view
+        # fresh, or the store backed off, indefinitely.
+        if view.fresh_until > now + self.config.local_cache_max_age:
+            view.fresh_until = _NEVER
+        if view.store_down_until > now + self.config.store_backoff:
+            view.store_down_until = _NEVER
         if view.fresh_until <= now and view.store_down_until <= now:
+            base = view.base
             reply = yield (_READ, self.name)
-            if not isinstance(reply, _Fault):
+            # Another thread of this environment may have moved the view on (a write, a newer
+            # read) while this read was in flight: then this read is no newer; keep the view.
+            if not isinstance(reply, _Fault) and view.base is base:
                 yield from self._adopt(view, reply, transitions)
         record = view.record
         state = record.state
@@ -680,12 +708,14 @@ class CircuitBreaker:
             if not (yield from self._transit(view, new, transitions)):
                 return
             # Conflict: someone wrote first. Trip over their record if it is still CLOSED.
+            base = view.base
             reply = yield (_READ, self.name)
             if isinstance(reply, _Fault):
                 based_on = view.base.version if view.base is not None else 0
                 self._set_local(view, new, _CLOSED, _OPEN, pending=(based_on, wall, failures))
                 return
-            yield from self._adopt(view, reply, transitions)
+            if view.base is base:  # else another thread moved the view on meanwhile (see _admit)
+                yield from self._adopt(view, reply, transitions)
             record = view.record
             if record.state is not _CLOSED or record.pinned:
                 return  # already open (or forced): protected without our write
@@ -760,9 +790,31 @@ class CircuitBreaker:
             hook = self.on_transition
             if hook is not None:
                 try:
-                    hook(transition)
+                    result = hook(transition)
+                    if hasattr(result, "__await__"):
+                        # An async hook reached through the sync API (info, force_open, ...).
+                        self._run_awaitable(result)
                 except Exception:
                     events.log_exception("on_transition hook of circuit %r raised; ignoring.", self.name)
+
+    def _run_awaitable(self, awaitable: Awaitable[Any]) -> None:
+        """Run an async hook's awaitable from sync code instead of dropping it unawaited."""
+        import asyncio
+
+        async def run() -> None:
+            try:
+                await awaitable
+            except Exception:
+                events.log_exception("on_transition hook of circuit %r raised; ignoring.", self.name)
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(run())  # no event loop in this thread: run the hook to completion now
+            return
+        task = loop.create_task(run())  # called from inside a running loop: the hook runs next
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
 
     async def _anotify(self, transitions: list[CircuitTransition]) -> None:
         for transition in transitions:
@@ -805,8 +857,9 @@ class CircuitBreaker:
         return self.info().state
 
     def _refresh(self, view: LocalView, transitions: list[CircuitTransition]) -> Machine:
+        base = view.base
         reply = yield (_READ, self.name)
-        if not isinstance(reply, _Fault):
+        if not isinstance(reply, _Fault) and view.base is base:
             yield from self._adopt(view, reply, transitions)
 
     def force_open(self, *, ttl: float | None = None) -> CircuitInfo:
@@ -832,6 +885,9 @@ class CircuitBreaker:
 
     def reset(self) -> CircuitInfo:
         """Close the circuit fleet-wide and clear any manual command; normal operation resumes.
+
+        It also repairs a corrupt shared record (one the store cannot decode): the record
+        is deleted and a fresh CLOSED one written.
 
         Example:
             >>> CircuitBreaker("search").reset().state
@@ -878,6 +934,15 @@ class CircuitBreaker:
         for _attempt in range(8):
             reply = yield (_READ, self.name)
             if isinstance(reply, _Fault):
+                if (
+                    not pinned
+                    and target is _CLOSED
+                    and isinstance(reply.error, CircuitBreakerPersistenceError)
+                ):
+                    # reset() repairs a corrupt record: drop it, then write a fresh one.
+                    dropped = yield (_DELETE, self.name)
+                    if not isinstance(dropped, _Fault):
+                        continue
                 raise CircuitBreakerPersistenceError(
                     f"cannot change circuit {self.name!r}: the store could not be read", reply.error
                 )
@@ -916,6 +981,32 @@ class CircuitBreaker:
         raise CircuitBreakerPersistenceError(
             f"cannot change circuit {self.name!r}: 8 compare-and-set attempts lost to concurrent writers"
         )
+
+
+def _check_reply(op: Op, reply: Any) -> None:
+    """Raise unless a store's reply keeps the contract: a corrupt reply is a store fault too.
+
+    ``read`` must return None or a valid CircuitRecord of the circuit asked for, and
+    ``write`` a bool; anything else would otherwise break the decisions (and reach the
+    caller) instead of making this environment act as a local breaker.
+    """
+    if op[0] is _READ:
+        if reply is None:
+            return
+        if not isinstance(reply, CircuitRecord) or reply.name != op[1]:
+            raise CircuitBreakerPersistenceError("corrupt store reply", f"read({op[1]!r}) returned {reply!r}")
+        reply.validate()
+        numbers = (reply.opened_at, reply.probe_lease_expiry, reply.expires_at)
+        if (
+            isinstance(reply.version, bool)
+            or not isinstance(reply.version, int)
+            or not all(
+                n is None or (isinstance(n, (int, float)) and not isinstance(n, bool)) for n in numbers
+            )
+        ):
+            raise CircuitBreakerPersistenceError("corrupt circuit record", repr(reply))
+    elif op[0] is _WRITE and not isinstance(reply, bool):
+        raise CircuitBreakerPersistenceError("corrupt store reply", f"write() returned {reply!r}, not a bool")
 
 
 def _check_ttl(ttl: object) -> None:

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import time as _time
 
+# The type of the real time.monotonic (a builtin). freezegun and mock put a Python
+# function there; a reference to the function itself would be swapped by freezegun too.
+_BUILTIN = type(_time.monotonic)
+
 
 class Clock:
     """The clock interface: ``time()`` in unix seconds, ``monotonic()`` in seconds.
@@ -61,7 +65,9 @@ class SystemClock(Clock):
 
     @property
     def realtime(self) -> bool:  # type: ignore[override]
-        return self._override is None
+        # Not while a tool such as freezegun has replaced time.monotonic: the fast path
+        # would keep deadlines of the fake clock after the real one is back.
+        return self._override is None and type(_time.monotonic) is _BUILTIN
 
     def time(self) -> float:
         override = self._override

@@ -117,14 +117,14 @@ class CircuitRecord(_Frozen):
 
         try:
             record = cls(
-                name=str(data["name"]),
+                name=_as_required_str(data["name"]),
                 state=CircuitState(data["state"]),
-                version=_as_int(data.get("version", 0)),
+                version=_as_int(data["version"]),
                 failure_count=_as_int(data.get("failure_count", 0)),
                 opened_at=_as_float(data.get("opened_at")),
                 half_open_owner=_as_str(data.get("half_open_owner")),
                 probe_lease_expiry=_as_float(data.get("probe_lease_expiry")),
-                pinned=bool(data.get("pinned", False)),
+                pinned=_as_bool(data.get("pinned", False)),
                 expires_at=_as_float(data.get("expires_at")),
             )
         except (KeyError, ValueError, TypeError) as exc:
@@ -190,6 +190,18 @@ def _as_float(value: Any) -> float | None:
     if isinstance(value, bool):
         raise TypeError(f"expected a number, got {value!r}")
     return float(value)
+
+
+def _as_bool(value: Any) -> bool:
+    if value in (True, False) and isinstance(value, (bool, int)):
+        return bool(value)
+    raise TypeError(f"expected a bool (or 0/1), got {value!r}")
+
+
+def _as_required_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
 
 
 def _as_str(value: Any) -> str | None:
