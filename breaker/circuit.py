@@ -99,7 +99,9 @@ def _code_flags(fn: object) -> int:
             fn = inner
             continue
         break
-    if getattr(fn, "_is_coroutine_marker", None) is not None or getattr(fn, "_is_coroutine", None):
+    # The object's own attributes only: a Mock would answer any getattr with a truthy Mock.
+    own = getattr(fn, "__dict__", None)
+    if isinstance(own, dict) and (own.get("_is_coroutine_marker") is not None or own.get("_is_coroutine")):
         return _CO_COROUTINE  # inspect.markcoroutinefunction / AsyncMock
     code = getattr(fn, "__code__", None)
     if code is None and not isinstance(fn, type):
@@ -595,14 +597,23 @@ class CircuitBreaker:
                 return _REJECT, record.to_circuit_info(), due - wall
             return (yield from self._elect(view, record, wall, transitions))
         # HALF_OPEN
+        lease = record.probe_lease_expiry
+        expired = lease is not None and wall >= lease
         if record.half_open_owner == self.environment.id:
             if view.probing:  # one probe at a time, also among this environment's threads
                 return _REJECT, record.to_circuit_info(), None
+            if expired:
+                # Our lease ran out between our probes: renew it (compare-and-set) before
+                # probing again, or another environment could take over while ours runs.
+                successes = view.successes
+                decision = yield from self._elect(view, record, wall, transitions)
+                if decision[0] is _PROBE:
+                    view.successes = successes  # a renewal keeps the probe streak
+                return decision
             view.probing = True
             self._publish_if(events.PROBE_STARTED, None)
             return _PROBE, None, None
-        lease = record.probe_lease_expiry
-        if lease is not None and wall >= lease:
+        if expired:
             return (yield from self._elect(view, record, wall, transitions))
         return _REJECT, record.to_circuit_info(), None
 
@@ -629,7 +640,7 @@ class CircuitBreaker:
                 view.fresh_until = self._clock.monotonic() + self.config.local_cache_max_age
                 if record.state is _OPEN:
                     transitions.append(self._transition(_OPEN, _HALF_OPEN, new.opened_at))
-                else:
+                elif record.half_open_owner != self.environment.id:
                     self._publish_if(events.TAKEOVER, record.half_open_owner)
             elif isinstance(reply, _Fault):
                 self._set_local(view, new, record.state, _HALF_OPEN)
