@@ -358,6 +358,9 @@ class CircuitBreaker:
 
     def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         view = self._view
+        shut = self._still_open(view)
+        if shut is not None:
+            return self._reject(shut[0], shut[1], args, kwargs)
         transitions: list[CircuitTransition] = []
         decision, info, retry_after = self._drive(view, self._admit(view, transitions))
         self._notify(transitions)
@@ -375,6 +378,12 @@ class CircuitBreaker:
         self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         view = self._view
+        shut = self._still_open(view)
+        if shut is not None:
+            result = self._reject(shut[0], shut[1], args, kwargs)
+            if hasattr(result, "__await__"):
+                result = await result
+            return result
         transitions: list[CircuitTransition] = []
         decision, info, retry_after = await self._adrive(view, self._admit(view, transitions))
         await self._anotify(transitions)
@@ -390,6 +399,36 @@ class CircuitBreaker:
             raise
         await self._afinish(view, decision, None)
         return result
+
+    def _still_open(self, view: LocalView) -> tuple[CircuitInfo, float | None] | None:
+        """The rejection ``_admit`` would decide, without its lock or generator; else None.
+
+        Only for a view that is OPEN, needs no store read (fresh, or the store is backed
+        off) and is inside its window: a rejection then changes nothing, so it needs no
+        lock, and a rejected call costs about what a healthy one does.
+        """
+        record = view.record
+        if record.state is not _OPEN:
+            return None
+        config = self.config
+        clock = self._clock
+        now = clock.monotonic()
+        fresh = now < view.fresh_until <= now + config.local_cache_max_age
+        if not fresh and not now < view.store_down_until <= now + config.store_backoff:
+            return None
+        cached = view.info  # (record, its CircuitInfo): one attribute, so threads agree
+        if cached is not None and cached[0] is record:
+            info = cached[1]
+        else:
+            info = record.to_circuit_info()
+            view.info = (record, info)
+        if record.pinned:
+            return info, None
+        due = (record.opened_at or 0.0) + config.recovery_timeout
+        wall = clock.time()
+        if wall >= due:
+            return None
+        return info, due - wall
 
     def _reject(
         self, info: CircuitInfo, retry_after: float | None, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -412,6 +451,10 @@ class CircuitBreaker:
                 return
             if not self.config.counts_as_failure(exc):
                 return  # does not count, changes nothing
+            with view.lock:
+                if view.failures + 1 < self.config.failure_threshold:
+                    view.failures += 1  # below the threshold: nothing to decide or store
+                    return
         transitions: list[CircuitTransition] = []
         try:
             self._drive(view, self._settle(view, decision, exc, transitions))
@@ -429,6 +472,10 @@ class CircuitBreaker:
                 return
             if not self.config.counts_as_failure(exc):
                 return
+            with view.lock:
+                if view.failures + 1 < self.config.failure_threshold:
+                    view.failures += 1
+                    return
         transitions: list[CircuitTransition] = []
         try:
             await self._adrive(view, self._settle(view, decision, exc, transitions))

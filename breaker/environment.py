@@ -16,6 +16,7 @@ from breaker.persistence.record import CircuitRecord
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from breaker.persistence.record import CircuitRecord as _Record
+    from breaker.states import CircuitInfo
 
 _NEVER = float("-inf")
 
@@ -45,6 +46,7 @@ class LocalView:
         "record",
         "store_down_until",
         "successes",
+        "info",
     )
 
     def __init__(self, name: str) -> None:
@@ -68,6 +70,8 @@ class LocalView:
         self.successes = 0
         self.probing = False
         self.store_down_until = _NEVER
+        #: (record, its CircuitInfo), cached for rejections
+        self.info: tuple[_Record, CircuitInfo] | None = None
 
 
 class Environment:
