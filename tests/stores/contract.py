@@ -164,4 +164,3 @@ class StoreContract:
         assert store.write(v1, None)
         clock.advance(11)
         assert store.write(_open(v1), v1) is False
-
