@@ -2,8 +2,8 @@
 
 A backend's test module subclasses ``StoreContract`` and provides a ``store`` fixture
 returning a fresh, empty store (and ``clock``, a FakeClock the store uses for expiry,
-when the backend can follow one; real servers expire on their own clocks, so those
-set ``follows_fake_clock = False``).
+when the backend can follow one: those subclass ``FakeClockExpiryContract``; real
+servers expire keys on their own clocks and subclass ``StoreContract`` only).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ def _open(record: CircuitRecord, at: float = 1000.0) -> CircuitRecord:
 
 
 class StoreContract:
-    follows_fake_clock = True
-
     def test_read_missing_is_none(self, store: CircuitStore) -> None:
         assert store.read("nobody") is None
 
@@ -121,19 +119,6 @@ class StoreContract:
 
         asyncio.run(scenario())
 
-    def test_expired_record_reads_as_missing(self, store: CircuitStore, clock: object) -> None:
-        if not self.follows_fake_clock:
-            pytest.skip("this backend expires keys on the server's own clock; see its own TTL test")
-        from breaker.clock import FakeClock
-
-        assert isinstance(clock, FakeClock)
-        record = CircuitRecord.closed("ttl").evolve(expires_at=clock.time() + 10)
-        assert store.write(record, None)
-        clock.advance(11)
-        assert store.read("ttl") is None
-        # and a fresh first write is allowed again
-        assert store.write(CircuitRecord.closed("ttl").evolve(), None) is True
-
     def test_a_write_drops_fields_the_new_record_lacks(self, store: CircuitStore) -> None:
         half_open = CircuitRecord(
             "db",
@@ -154,9 +139,26 @@ class StoreContract:
         assert stored.half_open_owner is None
         assert stored.probe_lease_expiry is None
 
+
+class FakeClockExpiryContract(StoreContract):
+    """The contract plus expiry on the fake clock, for stores that read a Clock for TTLs.
+
+    Real servers (Redis) expire keys on their own clock; their suites test expiry in real
+    time instead and subclass ``StoreContract`` only, so no test is skipped for them.
+    """
+
+    def test_expired_record_reads_as_missing(self, store: CircuitStore, clock: object) -> None:
+        from breaker.clock import FakeClock
+
+        assert isinstance(clock, FakeClock)
+        record = CircuitRecord.closed("ttl").evolve(expires_at=clock.time() + 10)
+        assert store.write(record, None)
+        clock.advance(11)
+        assert store.read("ttl") is None
+        # and a fresh first write is allowed again
+        assert store.write(CircuitRecord.closed("ttl").evolve(), None) is True
+
     def test_write_expecting_an_expired_record_conflicts(self, store: CircuitStore, clock: object) -> None:
-        if not self.follows_fake_clock:
-            pytest.skip("this backend expires keys on the server's own clock; see its own TTL test")
         from breaker.clock import FakeClock
 
         assert isinstance(clock, FakeClock)

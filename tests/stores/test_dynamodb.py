@@ -19,7 +19,7 @@ from breaker.persistence import CircuitRecord
 from breaker.persistence.dynamodb import DynamoDBPersistence
 from breaker.states import CircuitState
 
-from .contract import StoreContract
+from .contract import FakeClockExpiryContract
 from .moto_server import REGION, MotoServer, create_table, make_client, serialize_item_writes
 
 START = 1_700_000_000.0
@@ -90,7 +90,7 @@ def raw_item(client: Any, table_name: str, key: dict[str, Any]) -> dict[str, Any
 # ----------------------------------------------------------------------- contract
 
 
-class TestDynamoDBInProcess(StoreContract):
+class TestDynamoDBInProcess(FakeClockExpiryContract):
     """The contract on moto's in-process mock."""
 
     @pytest.fixture
@@ -98,7 +98,7 @@ class TestDynamoDBInProcess(StoreContract):
         return DynamoDBPersistence(table, boto3_client=client, clock=clock)
 
 
-class TestDynamoDBServerMode(StoreContract):
+class TestDynamoDBServerMode(FakeClockExpiryContract):
     """The contract over HTTP against a moto server process (botocore's real HTTP stack)."""
 
     @pytest.fixture
@@ -126,7 +126,7 @@ CUSTOM_NAMES: dict[str, Any] = {
 }
 
 
-class TestDynamoDBCompositeKeyCustomNames(StoreContract):
+class TestDynamoDBCompositeKeyCustomNames(FakeClockExpiryContract):
     """The contract on a composite-key table with every attribute renamed."""
 
     @pytest.fixture

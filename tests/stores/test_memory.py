@@ -5,7 +5,7 @@ import pytest
 from breaker.clock import FakeClock
 from breaker.persistence import InMemoryPersistence
 
-from .contract import StoreContract
+from .contract import FakeClockExpiryContract
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def store(clock: FakeClock) -> InMemoryPersistence:
     return InMemoryPersistence(clock=clock)
 
 
-class TestInMemoryStore(StoreContract):
+class TestInMemoryStore(FakeClockExpiryContract):
     pass
 
 

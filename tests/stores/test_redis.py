@@ -19,7 +19,6 @@ import pytest
 import redis
 import redis.asyncio
 
-from breaker.clock import FakeClock
 from breaker.errors import CircuitBreakerConfigError, CircuitBreakerPersistenceError
 from breaker.persistence import CircuitRecord
 from breaker.persistence.redis import RedisPersistence
@@ -46,13 +45,6 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    # Real servers expire keys on their own clock (follows_fake_clock = False); the
-    # contract still asks for the fixture.
-    return FakeClock(start=1_700_000_000.0)
-
-
-@pytest.fixture
 def own_server() -> Iterator[RedisServer]:
     """A server of this test's own, free to be killed or paused."""
     server = start_redis_server()
@@ -76,8 +68,6 @@ def _record(name: str = "db", **changes: object) -> CircuitRecord:
 
 class RedisStoreContract(StoreContract):
     """The shared contract, plus expiry on real time and successive event loops."""
-
-    follows_fake_clock = False
 
     def test_expiry_on_the_servers_clock(self, store: RedisPersistence) -> None:
         # the contract's two fake-clock expiry tests, on real time (0.15 s of it)
