@@ -579,9 +579,28 @@ class CircuitBreaker:
         view.store_down_until = _NEVER
         pending, view.pending = view.pending, None
         was_local, view.local = view.local, False
+        unconfirmed, view.unconfirmed = view.unconfirmed, None
+        if (
+            unconfirmed is not None
+            and stored is not None
+            and (view.base is None or view.base.version != stored.version)  # not seen yet
+            and _same_write(stored, unconfirmed[1])
+            # Ours for sure: it names us as probe owner, or carries timestamps of a running
+            # clock (under a fake or frozen clock another environment may write the same).
+            and (stored.half_open_owner == self.environment.id or self._clock.realtime)
+        ):
+            # A transition whose write failed (a timeout: the reply was lost) was stored after
+            # all: report it now, once. (Had another thread of this environment stored the
+            # same record, the view would already hold that version.)
+            transitions.append(self._transition(unconfirmed[0], stored.state, stored.opened_at))
         if was_local and pending is not None:
             based_on, opened_at, failures = pending
-            if (stored.version if stored is not None else 0) == based_on:
+            # Only over a CLOSED record: a local trip based on an OPEN record (this environment
+            # probed and closed locally, then tripped again) is no transition of the shared
+            # record, which is still OPEN; adopting it below is enough.
+            if (stored is None or stored.state is _CLOSED) and (
+                stored.version if stored is not None else 0
+            ) == based_on:
                 # The store did not change while it was down: store our local trip now,
                 # and report it only once stored.
                 new = (stored or CircuitRecord.closed(self.name)).evolve(
@@ -599,6 +618,7 @@ class CircuitBreaker:
                     transitions.append(self._transition(_CLOSED, _OPEN, opened_at))
                 elif isinstance(reply, _Fault):
                     view.local, view.pending = was_local, pending
+                    view.unconfirmed = (_CLOSED, new)
                     return
                 else:
                     view.fresh_until = _NEVER  # someone else wrote: read again next call
@@ -690,6 +710,8 @@ class CircuitBreaker:
                 elif record.half_open_owner != self.environment.id:
                     self._publish_if(events.TAKEOVER, record.half_open_owner)
             elif isinstance(reply, _Fault):
+                if record.state is _OPEN:
+                    view.unconfirmed = (_OPEN, new)
                 self._set_local(view, new, record.state, _HALF_OPEN)
             else:
                 view.fresh_until = _NEVER  # lost the election: read the winner next call
@@ -799,6 +821,7 @@ class CircuitBreaker:
             transitions.append(self._transition(old_state, new.state, new.opened_at))
             return False
         if isinstance(reply, _Fault):
+            view.unconfirmed = (old_state, new)  # the store may have applied it anyway
             pending = (view.base.version if view.base else 0, new.opened_at or 0.0, new.failure_count)
             self._set_local(view, new, old_state, new.state, pending=pending if trip else None)
             return False
@@ -1065,6 +1088,24 @@ def _check_reply(op: Op, reply: Any) -> None:
             raise CircuitBreakerPersistenceError("corrupt circuit record", repr(reply))
     elif op[0] is _WRITE and not isinstance(reply, bool):
         raise CircuitBreakerPersistenceError("corrupt store reply", f"write() returned {reply!r}, not a bool")
+
+
+def _same_write(stored: CircuitRecord, written: CircuitRecord) -> bool:
+    """Whether ``stored`` is the record ``written`` (a store may round ``expires_at`` up)."""
+    expires_at = written.expires_at
+    return (
+        stored.version == written.version
+        and stored.state is written.state
+        and stored.opened_at == written.opened_at
+        and stored.failure_count == written.failure_count
+        and stored.half_open_owner == written.half_open_owner
+        and stored.probe_lease_expiry == written.probe_lease_expiry
+        and stored.pinned == written.pinned
+        and (
+            stored.expires_at == expires_at
+            or (expires_at is not None and stored.expires_at == -(-expires_at // 1))  # whole seconds
+        )
+    )
 
 
 def _check_ttl(ttl: object) -> None:

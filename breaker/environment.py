@@ -16,7 +16,7 @@ from breaker.persistence.record import CircuitRecord
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from breaker.persistence.record import CircuitRecord as _Record
-    from breaker.states import CircuitInfo
+    from breaker.states import CircuitInfo, CircuitState
 
 _NEVER = float("-inf")
 
@@ -47,6 +47,7 @@ class LocalView:
         "store_down_until",
         "successes",
         "info",
+        "unconfirmed",
     )
 
     def __init__(self, name: str) -> None:
@@ -72,6 +73,10 @@ class LocalView:
         self.store_down_until = _NEVER
         #: (record, its CircuitInfo), cached for rejections
         self.info: tuple[_Record, CircuitInfo] | None = None
+        #: a transition whose write failed, so that this environment does not know whether
+        #: it was stored (the reply may have been lost): (from state, the record written).
+        #: A later read that finds that very record reports the transition then.
+        self.unconfirmed: tuple[CircuitState, _Record] | None = None
 
 
 class Environment:

@@ -25,6 +25,7 @@ from breaker.states import CircuitState
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
     import boto3
     from botocore.config import Config
@@ -355,12 +356,31 @@ class DynamoDBPersistence(CircuitStore):
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == _CONDITIONAL_CHECK_FAILED:
-                return False
+                return self._retry_found_own_write(exc.response, record)
             raise
         return True
+
+    def _retry_found_own_write(self, response: Mapping[str, Any], record: CircuitRecord) -> bool:
+        """Whether a failed condition only met this very write, stored by an earlier attempt.
+
+        botocore retries a request that timed out (the default client makes two attempts);
+        if the first attempt was stored and only its reply was lost, the retry fails its
+        condition on our own item. That write succeeded: reporting a conflict would leave
+        its transition unreported by anyone.
+        """
+        retried = response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        found = response.get("Item")
+        if not retried or not isinstance(found, dict):
+            return False
+        try:
+            ours = self._decode(record.name, self._encode(record))
+            return ours is not None and self._decode(record.name, found) == ours
+        except CircuitBreakerPersistenceError:
+            return False
 
     def delete(self, name: str) -> None:
         """Delete the item of circuit ``name`` unconditionally (absent is fine)."""

@@ -176,7 +176,9 @@ def _powertools_dynamodb_store() -> object:
         CircuitBreakerDynamoDBPersistence,
     )
 
-    client = boto3.client(
+    # A session of its own: creating boto3's default session here, before moto is imported,
+    # would leave later moto-mocked tests of other modules talking to the real endpoint.
+    client = boto3.session.Session().client(
         "dynamodb", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
     )
     return CircuitBreakerDynamoDBPersistence(table_name="CircuitBreakerState", boto3_client=client)
