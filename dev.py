@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""The project's one entry point: `python3 dev.py demo` and `python3 dev.py test`.
+"""The project's one entry point: `python3 dev.py scenarios`, `python3 dev.py test`.
 
 Needs only Python 3.11+. `test` builds `.venv/` beside this file on first use (pip
 from PyPI; if this Python lacks ensurepip, as Debian's does without python3-venv, pip
 itself is fetched from PyPI) and reinstalls when pyproject.toml changes.
 
 Commands:
+    scenarios [ARGS] run every scenario pack (scenarios/*.toml) against this library and
+                Powertools 3.37 on the embedded store and print the report (pytest ARGS
+                are passed on, e.g. --circuitbreaker-report-html=report.html)
     demo        trip, reject, probe and recover a circuit under the fake clock (no install)
     test [ARGS] ruff, ruff format --check, mypy --strict, then pytest [ARGS]
     setup       only build/refresh .venv
@@ -66,11 +69,25 @@ def ensure_venv(extras: str = "dev") -> None:
             venv.EnvBuilder(with_pip=False, clear=True).create(VENV)
             wheel = _fetch_pip()
             run(PY, f"{wheel}/pip", "install", "--quiet", str(wheel))
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    if not STAMP.exists() or STAMP.read_text() != wanted:
+    # The stamp says which extras are installed for which pyproject.toml: `dev` includes
+    # everything `scenarios` needs, so either command reuses the other's install.
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    installed: set[str] = set()
+    if STAMP.exists():
+        try:
+            stamp = json.loads(STAMP.read_text())
+            if stamp.get("pyproject") == digest:
+                installed = set(stamp.get("extras", []))
+        except ValueError:
+            pass
+    wanted = set(extras.split(","))
+    if "dev" in installed:
+        installed |= {"scenarios"}
+    if not wanted <= installed:
+        extras = ",".join(sorted(wanted | installed))
         say(f"installing the project with extras [{extras}] (first run takes a minute)")
         run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f".[{extras}]")
-        STAMP.write_text(wanted)
+        STAMP.write_text(json.dumps({"pyproject": digest, "extras": sorted(wanted | installed)}))
     # This machine's Python may be told not to write bytecode; compile once so that
     # imports (and `python -X importtime -c "import breaker"`) measure the real cost.
     run(PY, "-m", "compileall", "-q", "breaker", "pytest_circuitbreaker")
@@ -100,6 +117,24 @@ def cmd_test(args: list[str]) -> int:
     return 0
 
 
+def cmd_scenarios(args: list[str]) -> int:
+    # The light [scenarios] extra (pytest, hypothesis, Powertools): a fresh clone is
+    # running packs within a minute; `test` adds the rest of the dev tools later.
+    ensure_venv("scenarios")
+    return run(
+        PY,
+        "-m",
+        "pytest",
+        "scenarios",
+        "-p",
+        "no:cacheprovider",
+        "--circuitbreaker-adapters=breaker,powertools",
+        "-q",
+        *args,
+        check=False,
+    )
+
+
 def cmd_setup(args: list[str]) -> int:
     ensure_venv()
     return 0
@@ -111,7 +146,13 @@ def cmd_bench(args: list[str]) -> int:
 
 
 def main() -> int:
-    commands = {"demo": cmd_demo, "test": cmd_test, "setup": cmd_setup, "bench": cmd_bench}
+    commands = {
+        "scenarios": cmd_scenarios,
+        "demo": cmd_demo,
+        "test": cmd_test,
+        "setup": cmd_setup,
+        "bench": cmd_bench,
+    }
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2

@@ -59,9 +59,48 @@ SETTINGS: dict[str, tuple[str, str, str, str]] = {
         "instead of moto in-process (a table per test, deleted after it)",
         "str",
     ),
+    "scenarios": (
+        "--circuitbreaker-scenarios",
+        "circuitbreaker_scenarios",
+        "directory whose *.toml scenario files are collected as tests (default: the rootdir's scenarios/)",
+        "str",
+    ),
+    "adapters": (
+        "--circuitbreaker-adapters",
+        "circuitbreaker_adapters",
+        "breakers each scenario runs against, comma-separated: breaker (default), powertools, pybreaker",
+        "str",
+    ),
+    "adapters_strict": (
+        "--circuitbreaker-adapters-strict",
+        "circuitbreaker_adapters_strict",
+        "fail (not xfail) scenario items of adapters other than breaker when they break an invariant",
+        "bool",
+    ),
+    "examples": (
+        "--circuitbreaker-examples",
+        "circuitbreaker_examples",
+        "interleavings/jitters hypothesis tries per scenario and adapter beyond the schedule as written "
+        "(default 5)",
+        "int",
+    ),
+    "report_json": (
+        "--circuitbreaker-report-json",
+        "circuitbreaker_report_json",
+        "write the scenario run's journal (verdicts, anomalies, metrics, histories) to this JSON file",
+        "str",
+    ),
+    "report_html": (
+        "--circuitbreaker-report-html",
+        "circuitbreaker_report_html",
+        "write a self-contained HTML page with a timeline per scenario and adapter to this file",
+        "str",
+    ),
 }
 
 DEFAULT_STORE = "memory"
+#: The breakers scenario packs can run against (``--circuitbreaker-adapters``).
+ADAPTER_NAMES = ("breaker", "powertools", "pybreaker")
 DEFAULT_REPORT_CALLS = 20
 
 
@@ -81,7 +120,17 @@ def add_options(parser: pytest.Parser) -> None:
             )
             parser.addini(ini, help_text, type="bool", default=False)
         else:
-            metavar = {"store": "KIND", "seed": "N", "report_calls": "N", "redis_url": "URL"}.get(name, "URL")
+            metavar = {
+                "store": "KIND",
+                "seed": "N",
+                "report_calls": "N",
+                "redis_url": "URL",
+                "scenarios": "DIR",
+                "adapters": "NAMES",
+                "examples": "N",
+                "report_json": "PATH",
+                "report_html": "PATH",
+            }.get(name, "URL")
             group.addoption(
                 option,
                 action="store",
@@ -136,3 +185,25 @@ def session_seed(config: pytest.Config) -> int:
     if isinstance(worker, dict) and "circuitbreaker_seed" in worker:
         return int(worker["circuitbreaker_seed"])
     return int.from_bytes(os.urandom(4), "big")
+
+
+def adapters(config: pytest.Config) -> list[str]:
+    """The adapters of ``--circuitbreaker-adapters`` (comma-separated; default ``breaker``).
+
+    Raises pytest.UsageError naming the option and the allowed names for an unknown one.
+
+    Example::
+
+        adapters(config)  # ['breaker', 'powertools'] with --circuitbreaker-adapters=breaker,powertools
+    """
+    value = setting(config, "adapters") or ADAPTER_NAMES[0]
+    names = [name.strip() for name in str(value).split(",") if name.strip()]
+    unknown = [name for name in names if name not in ADAPTER_NAMES]
+    if unknown or not names:
+        import pytest
+
+        raise pytest.UsageError(
+            f"--circuitbreaker-adapters: unknown adapter(s) {', '.join(unknown) or '(none given)'}; "
+            f"allowed: {', '.join(ADAPTER_NAMES)} (comma-separated, e.g. breaker,powertools)."
+        )
+    return names

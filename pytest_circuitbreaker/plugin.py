@@ -16,6 +16,7 @@ from pytest_circuitbreaker import options
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
+    from pathlib import Path
 
     from breaker.events import Event
     from breaker.persistence.base import CircuitStore
@@ -56,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     config.stash[_SEED] = options.session_seed(config)
+    options.adapters(config)  # an unknown adapter name is a usage error before collection
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -67,9 +69,35 @@ def pytest_configure_node(node: object) -> None:
         workerinput["circuitbreaker_seed"] = config.stash[_SEED]
 
 
+def session_seed(config: pytest.Config) -> int:
+    """The seed of this session (printed in the header; ``--circuitbreaker-seed`` replays it)."""
+    return config.stash[_SEED]
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     store = options.setting(config, "store") or options.DEFAULT_STORE
     return f"circuitbreaker: seed={config.stash[_SEED]} store={store}"
+
+
+# ---------------------------------------------------------------------- scenario packs
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Scenario files (``scenarios/*.toml``) become one test item per adapter (docs/scenarios.md)."""
+    if file_path.suffix != ".toml":
+        return None
+    from pytest_circuitbreaker.scenarios import collect_file
+
+    return collect_file(file_path, parent)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The scenario report: a table per scenario and adapter, and the JSON/HTML files if asked."""
+    if "pytest_circuitbreaker.scenarios" not in sys.modules:
+        return
+    from pytest_circuitbreaker.report import summarize
+
+    summarize(terminalreporter, config)
 
 
 # ---------------------------------------------------------------------- journal and report

@@ -69,6 +69,7 @@ CHECKS = (
     "nothing_lost",
     "liveness",
     "store_faults_stay_inside",
+    "trips_on_streak",
 )
 
 #: Fault kinds and the extra keys each takes (beyond ``at``, ``fault``, ``duration``).
@@ -94,6 +95,7 @@ _TOP_KEYS = {
     "store",
     "seed",
     "tick",
+    "jitter",
     "traffic",
     "config",
     "schedule",
@@ -112,6 +114,7 @@ _CONFIG_KEYS = {
 _EXPECT_KEYS = {
     "opens_within_failures",
     "opens",
+    "opens_after",
     "closes_by",
     "max_downstream_calls_after_trip",
     "max_probes_per_recovery",
@@ -183,6 +186,15 @@ class Expectations:
 
     __slots__ = tuple(sorted(_EXPECT_KEYS))
 
+    opens: bool | None
+    opens_after: float | None
+    opens_within_failures: int | None
+    closes_by: float | None
+    max_downstream_calls_after_trip: int | None
+    max_probes_per_recovery: int | None
+    min_fallbacks: int | None
+    max_store_writes_per_invocation: float | None
+
     def __init__(self, **values: Any) -> None:
         for key in self.__slots__:
             setattr(self, key, values.get(key))
@@ -212,6 +224,7 @@ class Scenario:
         store: str = "memory",
         seed: int | None = None,
         tick: float = 0.5,
+        jitter: float = 1.0,
         rate: float = 2.0,
         mode: str = "sync",
         config: Mapping[str, Any] | None = None,
@@ -227,6 +240,7 @@ class Scenario:
         self.store = store
         self.seed = seed
         self.tick = tick
+        self.jitter = jitter
         self.rate = rate
         self.mode = mode
         self.config = dict(config or {})
@@ -250,6 +264,7 @@ class Scenario:
             "store": self.store,
             "seed": self.seed,
             "tick": self.tick,
+            "jitter": self.jitter,
             "traffic": {"rate": self.rate, "mode": self.mode},
             "config": self.config,
             "schedule": [fault.to_dict() for fault in self.schedule],
@@ -357,6 +372,8 @@ def parse_scenario(data: Mapping[str, Any], path: str) -> Scenario:
     assert environments is not None
     tick = top.number("tick", 0.5, 0.0, 60.0, open_low=True)
     assert tick is not None
+    jitter = top.number("jitter", 1.0, 0.0, duration)
+    assert jitter is not None
 
     traffic = top.sub("traffic")
     traffic.only(_TRAFFIC_KEYS)
@@ -391,6 +408,7 @@ def parse_scenario(data: Mapping[str, Any], path: str) -> Scenario:
     expect = Expectations(
         opens=opens,
         opens_within_failures=expect_reader.integer("opens_within_failures", None, 1, 1_000_000),
+        opens_after=expect_reader.number("opens_after", None, 0.0, duration),
         closes_by=expect_reader.number("closes_by", None, 0.0, duration),
         max_downstream_calls_after_trip=expect_reader.integer(
             "max_downstream_calls_after_trip", None, 0, 10_000_000
@@ -410,6 +428,7 @@ def parse_scenario(data: Mapping[str, Any], path: str) -> Scenario:
         store=top.string("store", "memory", choices=STORES),
         seed=top.integer("seed", None, 0, 2**63 - 1),
         tick=tick,
+        jitter=jitter,
         rate=rate,
         mode=mode,
         config=config,

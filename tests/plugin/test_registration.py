@@ -75,8 +75,27 @@ def test_help_lists_every_option_under_one_prefix(run: Runner) -> None:
         "--circuitbreaker-report-calls",
         "--circuitbreaker-redis-url",
         "--circuitbreaker-dynamodb-endpoint",
+        "--circuitbreaker-scenarios",
+        "--circuitbreaker-adapters",
+        "--circuitbreaker-adapters-strict",
+        "--circuitbreaker-examples",
+        "--circuitbreaker-report-json",
+        "--circuitbreaker-report-html",
     ]
-    for key in ("store", "seed", "freeze_wall_time", "report_calls", "redis_url", "dynamodb_endpoint"):
+    for key in (
+        "store",
+        "seed",
+        "freeze_wall_time",
+        "report_calls",
+        "redis_url",
+        "dynamodb_endpoint",
+        "scenarios",
+        "adapters",
+        "adapters_strict",
+        "examples",
+        "report_json",
+        "report_html",
+    ):
         assert f"circuitbreaker_{key} " in text  # the ini keys, in the ini section of --help
 
 
