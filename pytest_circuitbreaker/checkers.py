@@ -12,7 +12,7 @@ downstream, which write overwrote which) use the *store truth*: the stored recor
 after each store operation, which the harness records (``value["truth"]``). For a
 breaker without a shared store (a per-process breaker such as pybreaker) they answer
 unknown. Bounds (``recovery_timeout``, ``local_cache_max_age``...) come from
-``history.meta["config"]``.
+``history.meta["config"]`` (``CircuitBreakerConfig``'s defaults where it says nothing).
 
 ======================  ==========================================  ===================================
 checker                 invariant (DESIGN §4)                        anomaly types
@@ -225,8 +225,7 @@ class _Bounds:
     """The config numbers checkers need, from ``history.meta["config"]``."""
 
     def __init__(self, history: History) -> None:
-        config = history.meta.get("config") or {}
-        self.given = bool(config)
+        config = history.meta.get("config") or {}  # missing numbers: CircuitBreakerConfig's defaults
         self.failure_threshold = int(config.get("failure_threshold", 5))
         self.recovery_timeout = float(config.get("recovery_timeout", 30))
         self.success_threshold = int(config.get("success_threshold", 3))
@@ -253,10 +252,6 @@ def _no_store(name: str) -> Verdict:
     )
 
 
-def _no_config(name: str) -> Verdict:
-    return Verdict.unknown_because(name, 'history.meta["config"] is missing: the bounds to check are unknown')
-
-
 class _Walk:
     """Replays a history op by op: the stored record, what each environment last did."""
 
@@ -266,7 +261,6 @@ class _Walk:
         self.last_store: dict[str, Op] = {}  # per environment: its last store op of any kind
         self.dead: set[str] = set()
         self.store_outage = False
-        self.downstream_outage = False
         self.in_flight: dict[str, Op] = {}  # environment -> its downstream_call "start"
 
     def excused(self, environment: str, now: float, max_age: float) -> bool:

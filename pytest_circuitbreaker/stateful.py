@@ -58,7 +58,6 @@ from pytest_circuitbreaker.history import (
     DOWNSTREAM_CALL,
     DOWNSTREAM_FAULT,
     FALLBACK,
-    PROBE,
     REJECTED,
     STORE_OUTAGE,
     TRANSITION,
@@ -313,7 +312,11 @@ class Simulation:
             self.recorder,
             fallback=self._fallback if fallback else None,
         )
-        adapter.start(self.run)
+        try:
+            adapter.start(self.run)
+        except BaseException:
+            self.recorder.stop()  # no listener may outlive a run that never started
+            raise
         try:
             self.slots = []
             for index in range(environments):
@@ -749,22 +752,21 @@ class CircuitBreakerMachine(RuleBasedStateMachine):
 
 
 def _longest_probe_streak(history: History) -> int:
-    """The most successful downstream calls one environment made in a row while the circuit was not CLOSED."""
+    """The most successful probes one environment ran in a row (downstream calls while it held the probe)."""
     longest = 0
+    truth: dict[str, Any] = {}
     streak: dict[str | None, int] = {}
-    probing: set[str | None] = set()
     for op in history:
-        if op.kind == PROBE and (op.value or {}).get("phase") == "started":
-            probing.add(op.environment)
+        value = op.value if isinstance(op.value, dict) else {}
+        if "truth" in value:
+            truth = value["truth"] or {}
         elif op.kind == DOWNSTREAM_CALL and op.value in ("ok", "failed"):
-            if op.value == "ok" and op.environment in probing:
+            probing = truth.get("state") == "HALF_OPEN" and truth.get("half_open_owner") == op.environment
+            if op.value == "ok" and probing:
                 streak[op.environment] = streak.get(op.environment, 0) + 1
                 longest = max(longest, streak[op.environment])
             else:
                 streak.pop(op.environment, None)
-            probing.discard(op.environment)
-        elif op.kind == TRANSITION and (op.value or {}).get("to") == "CLOSED":
-            streak.clear()
     return longest
 
 

@@ -129,13 +129,17 @@ def test_the_state_machine_finds_the_mutant(mutant: type[CircuitBreaker]) -> Non
         checkers=[only(expected)],  # type: ignore[list-item]
         **SEARCH_OPTIONS.get(mutant, {}),  # type: ignore[arg-type]
     )
-    failure = find_failure(machine, settings=SEARCH, seed=0)
-    assert failure is not None, f"hypothesis did not find {mutant.__name__} in {SEARCH.max_examples} runs"
+    # A search is random: up to three seeds of 200 runs (the first finds every mutant today).
+    for seed in (0, 1, 2):
+        failure = find_failure(machine, settings=SEARCH, seed=seed)
+        if failure is not None:
+            break
+    assert failure is not None, f"hypothesis did not find {mutant.__name__} in 3 x {SEARCH.max_examples} runs"
     assert failure.verdict.anomaly_types == [expected]
     message = str(failure)
     assert f'anomaly "{expected}"' in message
     assert "sim = Simulation(" in message
-    assert "Seed: 0" in message
+    assert f"Seed: {seed}" in message
     # The shrunk steps replay the anomaly without hypothesis.
     _, verdict = run_schedule(
         BreakerLibraryAdapter(breaker_class=mutant), failure.steps, config=SEARCH_CONFIG.get(mutant, DEFAULT),

@@ -29,47 +29,172 @@ FINDINGS: list[tuple[str, CircuitBreakerConfig, list[str]]] = [
     (
         "transition reported but not stored",
         DEFAULT,
-        ["call(env=1, fail=True)", "store_fault(kind='fail_writes')", "call(env=1, fail=True)"],
-    ),
-    (
-        "lost update",
-        DEFAULT,
-        ["outage()", "call(env=0)", "call(env=1)", "call(env=0)", "call(env=1)"],
-    ),
-    (
-        "two concurrent probes",
-        STALE,
         [
-            "outage()",
             "call(env=0)",
-            "call(env=0)",
-            "advance(seconds=2)",
-            "recover()",
-            "call(env=0)",
-            "advance(seconds=3)",
             "call(env=1)",
-            "call(env=0)",
+            "call(env=2)",
+            "store_fault(kind='fail_writes')",
+            "call(env=0, fail=True)",
+            "call(env=0, fail=True)",
         ],
     ),
     (
         "repeated store timeout",
         DEFAULT,
-        ["store_fault(kind='timeout')", "call(env=0)", "call(env=0)"],
+        [
+            "call(env=0)",
+            "call(env=1)",
+            "call(env=2)",
+            "advance(seconds=3)",
+            "store_fault(kind='timeout')",
+            "call(env=0, fail=True)",
+            "call(env=0, fail=True)",
+        ],
+    ),
+    (
+        "lost update",
+        DEFAULT,
+        [
+            "call(env=0)",
+            "call(env=1)",
+            "call(env=2)",
+            "call(env=0, fail=True)",
+            "call(env=0, fail=True)",
+            "call(env=1, fail=True)",
+            "call(env=1, fail=True)",
+        ],
     ),
     (
         "not a local breaker",
         DEFAULT,
-        ["outage()", "store_fault(kind='fail_all')", "call(env=0)", "call(env=0)", "call(env=0)"],
+        [
+            "call(env=0)",
+            "call(env=1)",
+            "call(env=2)",
+            "recover()",
+            "advance(seconds=10)",
+            "call(env=0)",
+            "outage()",
+            "store_fault(kind='fail_all')",
+            "call(env=1)",
+            "call(env=1)",
+            "call(env=1)",
+        ],
     ),
     (
         "store error leaked",
         DEFAULT,
         [
-            "call(env=0, fail=True)",
-            "call(env=0, fail=True)",
+            "call(env=0)",
+            "call(env=1)",
+            "call(env=2)",
+            "outage()",
+            "call(env=0)",
+            "call(env=0)",
             "advance(seconds=10)",
             "store_fault(kind='fail_writes')",
             "call(env=0, fail=True)",
+            "call(env=0, fail=True)",
+        ],
+    ),
+    (
+        "transition stored but not reported",
+        STALE,
+        [
+            "call(env=0)",
+            "call(env=1)",
+            "call(env=2)",
+            "outage()",
+            "call(env=1, fail=True)",
+            "call(env=0)",
+            "call(env=0)",
+            "recover()",
+            "advance(seconds=2)",
+            "call(env=0)",
+            "call(env=1, fail=True)",
+        ],
+    ),
+    (
+        "two concurrent probes",
+        STALE,
+        [
+            "call(env=0)",
+            "call(env=1)",
+            "call(env=2)",
+            "outage()",
+            "advance(seconds=1)",
+            "call(env=0)",
+            "call(env=0)",
+            "recover()",
+            "advance(seconds=2)",
+            "call(env=0)",
+            "advance(seconds=1)",
+            "advance(seconds=1)",
+            "slow_call(env=1)",
+            "call(env=0, fail=True)",
+        ],
+    ),
+    (
+        "call while open",
+        STALE,
+        [
+            "call(env=0)",
+            "call(env=1)",
+            "call(env=2)",
+            "outage()",
+            "advance(seconds=1)",
+            "call(env=0)",
+            "call(env=0)",
+            "recover()",
+            "advance(seconds=2)",
+            "call(env=0)",
+            "advance(seconds=1)",
+            "advance(seconds=1)",
+            "call(env=1, fail=True)",
+            "call(env=0, fail=True)",
+        ],
+    ),
+    (
+        "unelected probe",
+        STALE,
+        [
+            "call(env=0)",
+            "call(env=1)",
+            "call(env=2)",
+            "outage()",
+            "call(env=0)",
+            "call(env=0)",
+            "recover()",
+            "advance(seconds=2)",
+            "call(env=0)",
+            "outage()",
+            "call(env=1)",
+            "call(env=1)",
+            "advance(seconds=2)",
+            "call(env=0, fail=True)",
+        ],
+    ),
+    (
+        "premature trip",
+        STALE,
+        [
+            "call(env=0)",
+            "call(env=1)",
+            "call(env=2)",
+            "outage()",
+            "advance(seconds=1)",
+            "call(env=0)",
+            "call(env=0)",
+            "recover()",
+            "advance(seconds=2)",
+            "call(env=0)",
+            "recover()",
+            "advance(seconds=2)",
+            "call(env=1)",
+            "call(env=1)",
+            "call(env=1)",
+            "outage()",
+            "call(env=0)",
         ],
     ),
 ]
@@ -108,9 +233,18 @@ def test_the_powertools_clock_is_the_fake_clock_and_is_restored() -> None:
     assert base.dt is real
 
 
-def test_powertools_needs_whole_seconds() -> None:
+def test_powertools_needs_whole_seconds_and_a_refused_run_leaves_nothing_behind() -> None:
+    from aws_lambda_powertools.utilities.circuit_breaker import base
+
+    from breaker import events
+
+    listeners = list(events._listeners)
     with pytest.raises(ValueError, match=r"whole seconds: recovery_timeout=2\.5"):
         run_schedule(PowertoolsAdapter(), [], config=CircuitBreakerConfig(recovery_timeout=2.5))
+    assert events._listeners == listeners
+    import datetime as real
+
+    assert base.dt is real
 
 
 def test_the_harness_reports_on_powertools() -> None:

@@ -178,7 +178,7 @@ def test_steps_replay_from_their_code() -> None:
         "advance(seconds=2.5)",
     ]
     assert code.splitlines()[0].startswith(
-        "sim = Simulation(BreakerLibraryAdapter(...), config=CircuitBreakerConfig("
+        "sim = Simulation(BreakerLibraryAdapter(), config=CircuitBreakerConfig("
     )
     history, _ = run_schedule(BreakerLibraryAdapter(), [f"sim.{step}" for step in steps], environments=2)
     assert [op.kind for op in history.filter(("store_outage", "clock"))] == [
