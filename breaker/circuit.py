@@ -325,6 +325,8 @@ class CircuitBreaker:
             >>> CircuitBreaker("math").call(pow, 2, 10)
             1024
         """
+        # The fast path of ``_wrap_sync``, repeated on purpose: delegating to a shared
+        # helper would add a Python call to every healthy call (see benchmarks/).
         view = self._view
         if view.closed_until > _monotonic():
             try:

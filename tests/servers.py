@@ -29,37 +29,15 @@ from pathlib import Path
 
 import pytest
 
-ENV_VAR = "CIRCUITBREAKER_REDIS_SERVER"
-BINARIES = ("redis-server", "valkey-server")
+# Where the server binary comes from is defined once, in the plugin's module.
+from pytest_circuitbreaker.servers import BINARIES, ENV_VAR, ServerError
+from pytest_circuitbreaker.servers import find_server_binary as find_redis_server
+
+__all__ = ["BINARIES", "ENV_VAR", "ServerError", "find_redis_server"]
+
 HOST = "127.0.0.1"
 
 RespValue = bytes | int | list["RespValue"] | None
-
-
-class ServerError(RuntimeError):
-    """The server did not start, or answered a raw command with an error."""
-
-
-def find_redis_server() -> str | None:
-    """The server binary to run: ``$CIRCUITBREAKER_REDIS_SERVER``, else one on PATH, else None.
-
-    Raises:
-        ServerError: the environment variable names no executable file.
-    """
-    configured = os.environ.get(ENV_VAR, "").strip()
-    if configured:
-        found = shutil.which(configured)
-        if found is None:
-            raise ServerError(
-                f"{ENV_VAR}={configured!r} is not an executable: point it at a redis-server "
-                "or valkey-server binary, or unset it to search PATH."
-            )
-        return found
-    for name in BINARIES:
-        found = shutil.which(name)
-        if found is not None:
-            return found
-    return None
 
 
 def require_redis_server() -> str:
