@@ -1078,16 +1078,7 @@ def _check_reply(op: Op, reply: Any) -> None:
             return
         if not isinstance(reply, CircuitRecord) or reply.name != op[1]:
             raise CircuitBreakerPersistenceError("corrupt store reply", f"read({op[1]!r}) returned {reply!r}")
-        reply.validate()
-        numbers = (reply.opened_at, reply.probe_lease_expiry, reply.expires_at)
-        if (
-            isinstance(reply.version, bool)
-            or not isinstance(reply.version, int)
-            or not all(
-                n is None or (isinstance(n, (int, float)) and not isinstance(n, bool)) for n in numbers
-            )
-        ):
-            raise CircuitBreakerPersistenceError("corrupt circuit record", repr(reply))
+        reply.validate()  # types and ranges of every field, version included
     elif op[0] is _WRITE and not isinstance(reply, bool):
         raise CircuitBreakerPersistenceError("corrupt store reply", f"write() returned {reply!r}, not a bool")
 
